@@ -1,0 +1,311 @@
+"""MLflow tracking: one top-level run per pipeline execution, a child per stage.
+
+DVC runs each stage as its own process, so the stages of one execution find
+their common top-level run through a tag: the identity of the ``dvc`` process
+that launched them (its pid, start time and host). ``dvc repro``, ``dvc exp
+run`` and every queued experiment are each one such process. When
+``MLFLOW_RUN_ID`` is set, as ``mlflow run`` does, that run is the top-level run.
+
+The default store is SQLite at the repository root with artifacts beside it;
+``MLFLOW_TRACKING_URI`` points elsewhere, an ``mlflow server`` for instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+
+from pipeline import paths
+from pipeline.errors import Interrupted, TrackingError
+from pipeline.schema import Params, flatten
+
+logger = logging.getLogger(__name__)
+
+STORE_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+EXECUTION_TAG = "pipeline.execution"
+STAGE_TAG = "pipeline.stage"
+PARAMS_LOGGED_TAG = "pipeline.params_logged"
+
+# fail within seconds when a server is unreachable, instead of MLflow's minutes
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the SQLite store at the repository root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{paths.repository_root() / STORE_FILE}"
+
+
+def redact(uri: str) -> str:
+    """The URI without user name or password, for messages and tags."""
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return uri
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artifact root for a new experiment: beside a local store, else the server's."""
+    if uri.startswith("sqlite:") or not urlsplit(uri).scheme:
+        return (paths.repository_root() / ARTIFACTS_DIR).as_uri()
+    return None
+
+
+def execution_key() -> str:
+    """Identify this pipeline execution: the nearest ``dvc`` ancestor process.
+
+    Falls back to this process when no ``dvc`` process launched it, so a stage
+    run by hand gets a top-level run of its own.
+    """
+    process = psutil.Process()
+    for ancestor in process.parents():
+        try:
+            command = ancestor.cmdline()[:3]
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        if any(Path(part).name == "dvc" for part in command):
+            process = ancestor
+            break
+    return f"{socket.gethostname()}:{process.pid}:{process.create_time():.3f}"
+
+
+def git_tags(root: Path) -> dict[str, str]:
+    """The commit and whether the work tree had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
+
+
+def param_values(tree: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten params to dotted keys with string values, as MLflow stores them."""
+    return {
+        key: json.dumps(value) if isinstance(value, list | dict) else str(value)
+        for key, value in flatten(dict(tree)).items()
+    }
+
+
+class StageRun:
+    """The MLflow child run of one stage, and its top-level run."""
+
+    def __init__(self, client: Any, run_id: str, parent_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.parent_id = parent_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params (flattened, dotted keys) on the stage run."""
+        self._log_batch(self.run_id, params=param_values(params))
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], *, on_parent: bool = False
+    ) -> None:
+        """Log metrics on the stage run, and on the top-level run if asked."""
+        for run_id in self._targets(on_parent):
+            self._log_batch(run_id, metrics={k: float(v) for k, v in metrics.items()})
+
+    def log_history(
+        self, history: Mapping[str, Sequence[float]], *, on_parent: bool = False
+    ) -> None:
+        """Log per-epoch values as step metrics (step = epoch, from 1)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key, float(value), now, step)
+            for key, values in history.items()
+            for step, value in enumerate(values, start=1)
+        ]
+        for run_id in self._targets(on_parent):
+            for start in range(0, len(metrics), 1000):
+                self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Log a file or folder as an artifact of the stage run."""
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str], *, on_parent: bool = False) -> None:
+        for run_id in self._targets(on_parent):
+            self._log_batch(run_id, tags=tags)
+
+    def _targets(self, on_parent: bool) -> list[str]:
+        return [self.run_id, self.parent_id] if on_parent else [self.run_id]
+
+    def _log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in (metrics or {}).items()],
+            params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
+        )
+
+
+def _experiment_id(client: Any, name: str, uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    try:
+        return str(client.create_experiment(name, _artifact_location(uri)))
+    except MlflowException:
+        # another stage of a parallel experiment created it first
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return str(experiment.experiment_id)
+
+
+def _parent_run_id(client: Any, experiment_id: str, params: Params, tags: dict) -> str:
+    """Find or create the top-level run of this pipeline execution."""
+    key = execution_key()
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{EXECUTION_TAG}` = '{key}'",
+        max_results=1,
+    )
+    if found:
+        return str(found[0].info.run_id)
+
+    name = os.environ.get("DVC_EXP_NAME") or f"{params.data.name}-{params.model.name}"
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={**tags, EXECUTION_TAG: key, PARAMS_LOGGED_TAG: "true"},
+    )
+    StageRun(client, run.info.run_id, run.info.run_id).log_params(params.model_dump())
+    return str(run.info.run_id)
+
+
+def _given_parent(client: Any, run_id: str, params: Params, tags: dict) -> str:
+    """Adopt the run ``mlflow run`` created; return its experiment id."""
+    parent = client.get_run(run_id)
+    if PARAMS_LOGGED_TAG not in parent.data.tags:
+        run = StageRun(client, run_id, run_id)
+        run.log_params(params.model_dump())
+        run.set_tags({**tags, PARAMS_LOGGED_TAG: "true"})
+    return str(parent.info.experiment_id)
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
+    """Open the MLflow child run of ``stage`` under this execution's top-level run.
+
+    The child ends FINISHED when the block succeeds, FAILED when it raises and
+    KILLED when it is interrupted; the top-level run follows it.
+
+    Raises:
+        TrackingError: The tracking store cannot be reached.
+    """
+    for key, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri()
+    tags = git_tags(paths.work_root())
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        given = os.environ.get("MLFLOW_RUN_ID")
+        if given:
+            parent_id = given
+            experiment_id = _given_parent(client, given, params, tags)
+        else:
+            experiment_id = _experiment_id(client, params.mlflow.experiment_name, uri)
+            parent_id = _parent_run_id(client, experiment_id, params, tags)
+        child = client.create_run(
+            experiment_id,
+            run_name=stage,
+            tags={**tags, STAGE_TAG: stage, "mlflow.parentRunId": parent_id},
+        )
+        if not given:
+            client.update_run(parent_id, status="RUNNING")
+    except MlflowException as exc:
+        raise TrackingError(
+            f"MLflow tracking store {redact(uri)}: {_first_line(exc)}; check that it "
+            "is reachable or set MLFLOW_TRACKING_URI"
+        ) from None
+    except OSError as exc:
+        raise TrackingError(
+            f"MLflow tracking store {redact(uri)}: {exc.strerror or exc}; check that "
+            "it is reachable or set MLFLOW_TRACKING_URI"
+        ) from None
+
+    run = StageRun(client, child.info.run_id, parent_id)
+    logger.info("MLflow run %s (stage %s) under %s", run.run_id, stage, parent_id)
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except (KeyboardInterrupt, Interrupted):
+        status = "KILLED"
+        raise
+    finally:
+        _end(client, run, status)
+
+
+def _end(client: Any, run: StageRun, status: str) -> None:
+    """End the child run, and the top-level run unless ``mlflow run`` owns it."""
+    try:
+        client.set_terminated(run.run_id, status)
+        if not os.environ.get("MLFLOW_RUN_ID"):
+            client.set_terminated(run.parent_id, status)
+    except Exception as exc:  # the stage's own outcome matters more than this
+        logger.warning("could not end MLflow run %s: %s", run.run_id, _first_line(exc))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

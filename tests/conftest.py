@@ -1,0 +1,110 @@
+"""Shared fixtures: the repository, shrunk configs and temporary copies of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# a configuration small enough that a full `dvc repro` takes about a minute
+SHRUNK = (
+    "data.n_samples=240",
+    "model.hidden_units=[16,8]",
+    "train.epochs=6",
+    "train.learning_rate=0.01",
+    "evaluate.cross_validation.n_splits=2",
+)
+
+
+def tracked_files(root: Path) -> list[str]:
+    """Files git tracks or would track (untracked, not ignored) under ``root``."""
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return [name for name in listing.split("\0") if name and (root / name).exists()]
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.invalid",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    }
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def copy_repository(target: Path) -> Path:
+    """Copy the repository's files to ``target`` as a fresh git repository."""
+    for name in tracked_files(REPO):
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, destination)
+    git(target, "init", "-q", "-b", "main")
+    git(target, "add", "-A")
+    git(target, "commit", "-q", "-m", "copy for a test")
+    return target
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """Environment for running the venv's tools, without tracking overrides."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("MLFLOW_", "DVC_"))
+    }
+    env["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), env.get("PATH", "")]
+    )
+    env.update(extra)
+    return env
+
+
+def run(
+    command: Sequence[str], cwd: Path, *, check: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the venv's tools; show its output when it fails."""
+    completed = subprocess.run(
+        list(command), cwd=cwd, env=tool_env(**extra), capture_output=True, text=True
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout[-4000:]}\nstderr:\n{completed.stderr[-6000:]}"
+        )
+    return completed
+
+
+def python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def dvc(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh copy of the repository in a temporary folder."""
+    return copy_repository(tmp_path / "repo")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # the same TensorFlow settings the stages apply, before any test imports it
+    from pipeline.runtime import environment_for
+    from pipeline.schema import RuntimeConfig
+
+    os.environ.update(environment_for(RuntimeConfig()))
