@@ -43,6 +43,7 @@ def compose_text(root: Path, overrides: Sequence[str] = ()) -> str:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    root = root.resolve()
     with tempfile.TemporaryDirectory(prefix="compose-") as folder:
         target = Path(folder) / paths.PARAMS_FILE
         try:

@@ -83,7 +83,13 @@ def read_csv(config: CsvData, root: Path) -> tuple[np.ndarray, np.ndarray, list[
     import pandas as pd
 
     path = Path(config.path)
-    path = path if path.is_absolute() else root / path
+    if not path.is_absolute():
+        path = (root / path).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise DataError(
+                f"data.path={config.path!r} points outside the repository; use a "
+                "path inside it, or an absolute path"
+            )
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
