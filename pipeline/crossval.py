@@ -92,6 +92,7 @@ def main() -> None:
         run.log_params({"evaluate.cross_validation": settings.model_dump()})
         folds: list[dict[str, float]] = []
         if settings.enabled:
+            run.record_inputs(root, {params.paths.split: "split"}, context="training")
             data = load_arrays(root / params.paths.split, ["X_train", "y_train"])
             folds = cross_validate(
                 data["X_train"],

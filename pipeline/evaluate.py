@@ -24,7 +24,8 @@ import numpy as np
 from pipeline import cli, paths, runtime, tracking
 from pipeline.io import load_arrays, write_csv, write_json
 from pipeline.metrics import confusion, gaps, score
-from pipeline.model import load_model, predict_proba
+from pipeline.model import load_model, predict_proba, probability_model
+from pipeline.registry import log_and_register
 from pipeline.schema import load_params
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ def main() -> None:
     threshold = params.evaluate.threshold
     with tracking.stage_run("evaluate", params) as run:
         run.log_params({"evaluate.threshold": threshold})
+        inputs = run.record_inputs(
+            root,
+            {params.paths.split: "split", params.paths.model: "train"},
+            context="evaluation",
+        )
         model = load_model(root / params.paths.model)
         data = load_arrays(
             root / params.paths.split, ["X_train", "y_train", "X_test", "y_test"]
@@ -128,6 +134,28 @@ def main() -> None:
         run.log_metrics(headline, on_parent=True)
         run.log_metrics({f"confusion.{k}": v for k, v in report["confusion"].items()})
         run.log_artifact(reports)
+
+        registration = log_and_register(
+            run.run_id,
+            probability_model(model),
+            data["X_test"],
+            {key: value for key, value in headline.items() if key.startswith("test.")},
+            {
+                "data.hash": inputs.get(params.paths.split, "unknown"),
+                "model.hash": inputs.get(params.paths.model, "unknown"),
+                **tracking.git_tags(root),
+            },
+            params.mlflow,
+        )
+        run.set_tags(
+            {
+                "model.uri": registration.model_uri,
+                "model.registered": f"models:/{params.mlflow.registered_model_name}/"
+                f"{registration.version}",
+                "model.champion": str(registration.champion).lower(),
+            },
+            on_parent=True,
+        )
 
 
 if __name__ == "__main__":

@@ -158,6 +158,19 @@ def load_model(path: Path) -> keras.Model:
         ) from None
 
 
+def probability_model(model: keras.Model) -> keras.Model:
+    """Wrap the logit model so that it returns the positive class's probability.
+
+    This is the model logged to MLflow for serving: raw features in,
+    probabilities out.
+    """
+    import keras
+
+    inputs = keras.Input(model.input_shape[1:], name="features")
+    outputs = keras.layers.Activation("sigmoid", name="probability")(model(inputs))
+    return keras.Model(inputs, outputs, name="classifier_probability")
+
+
 def predict_proba(
     model: keras.Model, X: np.ndarray, batch_size: int = 4096
 ) -> np.ndarray:

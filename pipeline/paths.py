@@ -12,20 +12,22 @@ _DVC_EXPERIMENT_COPIES = "/.dvc/tmp/exps/"
 
 
 def work_root() -> Path:
-    """The folder the stage works in: DVC's workspace or experiment copy."""
-    return Path(os.environ.get("DVC_ROOT", os.getcwd())).resolve()
+    """The folder the stage works in: DVC runs each stage from its workspace,
+    or from the experiment's temporary copy."""
+    return Path.cwd().resolve()
 
 
 def repository_root() -> Path:
     """The user's repository, also when DVC runs an experiment in a copy.
 
-    The MLflow store belongs here, so that runs from every experiment, queued
-    or not, land in the one store the user opens.
+    DVC sets ``DVC_ROOT`` to the repository for every stage command, also for
+    queued and temporary experiments. The MLflow store belongs here, so that
+    runs from every experiment land in the one store the user opens.
     """
-    root = str(work_root())
+    root = os.environ.get("DVC_ROOT") or str(work_root())
     if _DVC_EXPERIMENT_COPIES in root + "/":
         root = root.split(_DVC_EXPERIMENT_COPIES, 1)[0]
-    return Path(root)
+    return Path(root).resolve()
 
 
 def params_path() -> Path:

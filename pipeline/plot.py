@@ -194,7 +194,7 @@ def main() -> None:
         for name, figure in figures.items():
             save_png(figure, out / name)
         logger.info("wrote %d plots to %s", len(figures), out)
-        run.log_artifact(out, "plots")
+        run.log_artifact(out, "plots", on_parent=True)
         run.set_tags({"plots": ",".join(sorted(figures))})
 
 

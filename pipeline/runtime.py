@@ -47,6 +47,8 @@ def configure(runtime: RuntimeConfig, seed: int) -> None:
     tf.config.threading.set_intra_op_parallelism_threads(runtime.intra_op_threads)
     tf.config.threading.set_inter_op_parallelism_threads(runtime.inter_op_threads)
     keras.utils.set_random_seed(seed)
+    # no progress bars in logs, also from predict calls made inside MLflow
+    keras.utils.disable_interactive_logging()
     if runtime.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     logger.debug(

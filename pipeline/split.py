@@ -62,6 +62,7 @@ def main() -> None:
     root = paths.work_root()
     with tracking.stage_run("split", params) as run:
         run.log_params({"seed": params.seed, "split": params.split.model_dump()})
+        run.record_inputs(root, {params.paths.raw: "generate"}, context="source")
         raw = load_arrays(root / params.paths.raw, ["X", "y"])
         parts = split(
             raw["X"],

@@ -79,6 +79,18 @@ def run_experiments(root: Path, options: Sequence[str], *, jobs: int) -> None:
     logger.info("running %d experiments, %d at a time", len(options), jobs)
     dvc(root, "exp", "run", "--run-all", "--jobs", str(jobs))
 
+    status = dvc(root, "queue", "status").stdout
+    failed = [
+        option
+        for option in options
+        if re.search(rf"\bstudy-{re.escape(option)}\s.*\bFailed\b", status)
+    ]
+    if failed:
+        raise PipelineError(
+            f"experiments failed: {', '.join(f'study-{o}' for o in failed)}; see "
+            f"`dvc queue logs study-{failed[0]}`"
+        )
+
 
 def collect(root: Path, options: Sequence[str]) -> list[dict[str, Any]]:
     """The headline metrics of each study experiment, from ``dvc exp show``."""

@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,80 @@ def git_tags(root: Path) -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git.dirty": str(dirty).lower()}
 
 
+def environment_tags(params: Params) -> dict[str, str]:
+    """Versions, CPU and thread settings that can change a run's numbers."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    tags = {
+        "env.python": platform.python_version(),
+        "env.platform": platform.platform(),
+    }
+    for package in (
+        "tensorflow",
+        "keras",
+        "numpy",
+        "scikit-learn",
+        "mlflow",
+        "dvc",
+        "hydra-core",
+    ):
+        try:
+            tags[f"env.{package}"] = version(package)
+        except PackageNotFoundError:
+            tags[f"env.{package}"] = "not installed"
+    model, flags = _cpu()
+    tags["env.cpu"] = model
+    tags["env.cpu_flags"] = flags
+    tags["env.cpu_count"] = str(os.cpu_count())
+    tags["env.intra_op_threads"] = str(params.runtime.intra_op_threads)
+    tags["env.inter_op_threads"] = str(params.runtime.inter_op_threads)
+    tags["env.TF_ENABLE_ONEDNN_OPTS"] = "1" if params.runtime.onednn else "0"
+    tags["env.deterministic_ops"] = str(params.runtime.deterministic_ops).lower()
+    return tags
+
+
+# the CPU features that decide which kernels TensorFlow and NumPy run
+_CPU_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")
+
+
+def _cpu() -> tuple[str, str]:
+    import platform
+
+    try:
+        info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine(), ""
+    model, flags = platform.machine(), set()
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+            break
+    return model, " ".join(flag for flag in _CPU_FLAGS if flag in flags)
+
+
+def lock_entry(root: Path, stage: str) -> dict[str, Any]:
+    """The stage's entry in ``dvc.lock`` (empty when there is none yet)."""
+    import yaml
+
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return dict(lock.get("stages", {}).get(stage) or {})
+
+
+def output_hash(root: Path, stage: str, path: str) -> str | None:
+    """DVC's hash of an output of ``stage``, as ``dvc.lock`` records it."""
+    for out in lock_entry(root, stage).get("outs", []):
+        if out.get("path") == path:
+            return out.get("md5")
+    return None
+
+
 def param_values(tree: Mapping[str, Any]) -> dict[str, str]:
     """Flatten params to dotted keys with string values, as MLflow stores them."""
     return {
@@ -153,12 +228,55 @@ class StageRun:
             for start in range(0, len(metrics), 1000):
                 self.client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
-    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, path: Path, artifact_path: str | None = None, *, on_parent: bool = False
+    ) -> None:
         """Log a file or folder as an artifact of the stage run."""
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), artifact_path)
-        else:
-            self.client.log_artifact(self.run_id, str(path), artifact_path)
+        for run_id in self._targets(on_parent):
+            if path.is_dir():
+                self.client.log_artifacts(run_id, str(path), artifact_path)
+            else:
+                self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_dataset(self, root: Path, path: str, *, context: str, digest: str) -> None:
+        """Record a data input of the stage run, identified by its DVC hash."""
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        with warnings.catch_warnings():
+            # MLflow registers the local file source twice and says so on every call
+            warnings.filterwarnings(
+                "ignore", message="The specified dataset source", category=UserWarning
+            )
+            source = resolve_dataset_source((root / path).as_uri())
+        dataset = MetaDataset(source=source, name=path, digest=digest)
+        tags = [InputTag(key="mlflow.data.context", value=context)]
+        self.client.log_inputs(
+            self.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags)]
+        )
+
+    def record_inputs(
+        self, root: Path, inputs: Mapping[str, str], *, context: str
+    ) -> dict[str, str]:
+        """Log the inputs earlier stages produced, by their hashes in ``dvc.lock``.
+
+        Args:
+            root: The workspace holding ``dvc.lock``.
+            inputs: Output path to the stage that wrote it.
+            context: What the stage does with them, e.g. ``training``.
+
+        Returns:
+            Each input path with its DVC hash (inputs not in ``dvc.lock`` left out).
+        """
+        hashes = {}
+        for path, stage in inputs.items():
+            digest = output_hash(root, stage, path)
+            if digest is not None:
+                hashes[path] = digest
+                self.log_dataset(root, path, context=context, digest=digest)
+        self.set_tags({f"dvc.input.{path}": digest for path, digest in hashes.items()})
+        return hashes
 
     def set_tags(self, tags: Mapping[str, str], *, on_parent: bool = False) -> None:
         for run_id in self._targets(on_parent):
@@ -217,7 +335,12 @@ def _parent_run_id(client: Any, experiment_id: str, params: Params, tags: dict) 
     run = client.create_run(
         experiment_id,
         run_name=name,
-        tags={**tags, EXECUTION_TAG: key, PARAMS_LOGGED_TAG: "true"},
+        tags={
+            **tags,
+            **environment_tags(params),
+            EXECUTION_TAG: key,
+            PARAMS_LOGGED_TAG: "true",
+        },
     )
     StageRun(client, run.info.run_id, run.info.run_id).log_params(params.model_dump())
     return str(run.info.run_id)
@@ -229,7 +352,7 @@ def _given_parent(client: Any, run_id: str, params: Params, tags: dict) -> str:
     if PARAMS_LOGGED_TAG not in parent.data.tags:
         run = StageRun(client, run_id, run_id)
         run.log_params(params.model_dump())
-        run.set_tags({**tags, PARAMS_LOGGED_TAG: "true"})
+        run.set_tags({**tags, **environment_tags(params), PARAMS_LOGGED_TAG: "true"})
     return str(parent.info.experiment_id)
 
 
@@ -247,12 +370,16 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # no usage reports from a pipeline run: results stay on the user's machines
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
+    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
     tags = git_tags(paths.work_root())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]

@@ -147,6 +147,7 @@ def main() -> None:
                 "runtime": params.runtime.model_dump(),
             }
         )
+        run.record_inputs(root, {params.paths.split: "split"}, context="training")
         data = load_arrays(root / params.paths.split, ["X_train", "y_train"])
         logger.info(
             "training %s on %d rows for up to %d epochs",

@@ -42,14 +42,24 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sweep_lists_every_experiment_with_its_options(swept: Path) -> None:
     import dvc.api
 
-    rows = [row for row in dvc.api.exp_show(repo=str(swept)) if row.get("rev") != "workspace"]
+    rows = [
+        row
+        for row in dvc.api.exp_show(repo=str(swept))
+        if row.get("rev") != "workspace"
+    ]
     experiments = [row for row in rows if row.get("typ") != "baseline"]
     assert sorted(row["model.name"] for row in experiments) == sorted(MODELS)
     for row in experiments:
         assert row["train.epochs"] == 6
-        assert 0 < float(row["reports/evaluate/metrics.json:test.accuracy"] if
-                         "reports/evaluate/metrics.json:test.accuracy" in row
-                         else row["test.accuracy"]) <= 1
+        assert (
+            0
+            < float(
+                row["reports/evaluate/metrics.json:test.accuracy"]
+                if "reports/evaluate/metrics.json:test.accuracy" in row
+                else row["test.accuracy"]
+            )
+            <= 1
+        )
 
 
 def test_sweep_logs_each_experiment_into_the_repository_store(swept: Path) -> None:
@@ -66,7 +76,9 @@ def test_sweep_logs_each_experiment_into_the_repository_store(swept: Path) -> No
         assert parent.data.tags["dvc.experiment"] == parent.info.run_name
         assert "test.accuracy" in parent.data.metrics
         children = [
-            r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+            r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
         ]
         assert sorted(c.info.run_name for c in children) == sorted(
             ["generate", "split", "train", "crossval", "evaluate", "plot"]
