@@ -6,7 +6,7 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: setup run test lint format lock ui clean
+.PHONY: setup run test lint format lock ui compare study verify push pull clean
 
 # the environment: exactly the versions in requirements.lock, then the project
 $(STAMP): requirements.lock pyproject.toml
@@ -21,8 +21,9 @@ setup: $(STAMP)
 run: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline.run
 
+# test files run two at a time: most of the time is spent in stage processes
 test: setup
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: setup
 	$(BIN)/ruff check .
@@ -40,6 +41,25 @@ lock: setup
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db \
 		--artifacts-destination $(CURDIR)/mlartifacts --host 127.0.0.1 --port $(PORT)
+
+# the experiment's latest top-level runs side by side, curves in compare.png
+compare: setup
+	$(BIN)/python -m pipeline.compare --output compare.png
+
+# the overfitting study as DVC experiments; writes its table into the README
+study: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline.study
+
+# rerun the pipeline from scratch in a temporary copy; compare with dvc.lock
+verify: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline.verify
+
+# data, models and DVC's run cache to and from the default DVC remote
+push: setup
+	$(BIN)/dvc push --run-cache
+
+pull: setup
+	$(BIN)/dvc pull --run-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

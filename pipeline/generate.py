@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import cli, paths, tracking
-from pipeline.errors import DataError
+from pipeline.errors import ConfigError, DataError
 from pipeline.io import save_arrays, write_json
 from pipeline.schema import (
     BreastCancerData,
@@ -58,9 +58,33 @@ def generate(
     return X.astype(np.float32), y.astype(np.int8), [str(name) for name in names]
 
 
+def check_memory(config: SyntheticData, available: int | None = None) -> None:
+    """Refuse, before any work, a data set that cannot fit in memory.
+
+    scikit-learn builds float64 features, which are then copied to float32:
+    about 12 bytes per value at the peak.
+
+    Raises:
+        ConfigError: The estimate exceeds 80 % of the memory available now.
+    """
+    if available is None:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    needed = config.n_samples * (config.n_features * 12 + 16)
+    if needed > 0.8 * available:
+        raise ConfigError(
+            f"data.n_samples={config.n_samples} with data.n_features="
+            f"{config.n_features} needs about {needed / 2**30:.1f} GiB, more than the "
+            f"{0.8 * available / 2**30:.1f} GiB this machine can spare; lower "
+            "data.n_samples"
+        )
+
+
 def _synthetic(config: SyntheticData, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_classification
 
+    check_memory(config)
     weights = [1.0 - config.positive_fraction, config.positive_fraction]
     return make_classification(
         n_samples=config.n_samples,

@@ -43,11 +43,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Write ``data`` to ``path`` atomically.
+
+    Raises:
+        DataError: The folder is not writable or the disk is full; nothing
+            is left at ``path`` but what was there before.
+    """
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DataError(
+            f"{path}: cannot write ({reason}); free disk space or make the folder "
+            "writable, then rerun `dvc repro`"
+        ) from None
 
 
 def write_json(path: Path, payload: Any) -> None:

@@ -8,11 +8,18 @@ key and what is allowed.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 
@@ -138,14 +145,30 @@ class RuntimeConfig(Strict):
     deterministic_ops: bool = True
 
 
+class VerifyConfig(Strict):
+    metric_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.02
+
+
+def _inside_repository(value: str) -> str:
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or not value.strip():
+        raise ValueError("must be a relative path inside the repository")
+    return value
+
+
+RepositoryPath = Annotated[str, AfterValidator(_inside_repository)]
+
+
 class PathsConfig(Strict):
-    raw: str
-    split: str
-    model: str
-    train_reports: str
-    evaluate_reports: str
-    crossval_reports: str
-    plots: str
+    """Where stages write, relative to the repository (``dvc.yaml`` reads them)."""
+
+    raw: RepositoryPath
+    split: RepositoryPath
+    model: RepositoryPath
+    train_reports: RepositoryPath
+    evaluate_reports: RepositoryPath
+    crossval_reports: RepositoryPath
+    plots: RepositoryPath
 
 
 class Params(Strict):
@@ -159,6 +182,7 @@ class Params(Strict):
     evaluate: EvaluateConfig
     mlflow: MlflowConfig
     runtime: RuntimeConfig
+    verify: VerifyConfig = VerifyConfig()
     paths: PathsConfig
 
 

@@ -376,7 +376,6 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
 
     import mlflow
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
@@ -384,14 +383,8 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
     try:
-        client = MlflowClient(tracking_uri=uri)
-        given = os.environ.get("MLFLOW_RUN_ID")
-        if given:
-            parent_id = given
-            experiment_id = _given_parent(client, given, params, tags)
-        else:
-            experiment_id = _experiment_id(client, params.mlflow.experiment_name, uri)
-            parent_id = _parent_run_id(client, experiment_id, params, tags)
+        with _store_lock(uri):
+            client, experiment_id, parent_id, given = _open(uri, params, tags)
         child = client.create_run(
             experiment_id,
             run_name=stage,
@@ -421,6 +414,33 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
         raise
     finally:
         _end(client, run, status)
+
+
+def _store_lock(uri: str) -> contextlib.AbstractContextManager[Any]:
+    """Serialize opening an SQLite store: parallel experiments would otherwise
+    race to create its tables on first use."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300)
+
+
+def _open(uri: str, params: Params, tags: dict[str, str]) -> tuple[Any, str, str, bool]:
+    """The client, experiment id and top-level run id of this execution."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    given = os.environ.get("MLFLOW_RUN_ID")
+    if given:
+        return client, _given_parent(client, given, params, tags), given, True
+    experiment_id = _experiment_id(client, params.mlflow.experiment_name, uri)
+    return (
+        client,
+        experiment_id,
+        _parent_run_id(client, experiment_id, params, tags),
+        False,
+    )
 
 
 def _end(client: Any, run: StageRun, status: str) -> None:

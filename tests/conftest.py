@@ -110,6 +110,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(environment_for(RuntimeConfig()))
 
 
+_SERVER_FOLDERS: dict[str, Path] = {}
+
+
+def mlflow_server_folder(uri: str) -> Path:
+    """Where the test server at ``uri`` keeps its database and artifacts."""
+    return _SERVER_FOLDERS[uri]
+
+
 def free_port() -> int:
     import socket
 
@@ -149,6 +157,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         stderr=subprocess.STDOUT,
     )
     uri = f"http://127.0.0.1:{port}"
+    _SERVER_FOLDERS[uri] = folder
     deadline = time.monotonic() + 120
     while True:
         try:

@@ -1,4 +1,4 @@
-"""A queued sweep of the four model options, run two at a time by DVC."""
+"""A queued sweep of model options, run two at a time by DVC."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from tests.conftest import SHRUNK, copy_repository, dvc, git, python, run
 
 pytestmark = pytest.mark.slow
 
-MODELS = ("baseline", "l2", "dropout", "l2_dropout")
+# two of the four model options keep CI short; `make study` queues five
+MODELS = ("baseline", "l2_dropout")
 # the sweep's own shrinking: no cross-validation, so no TensorFlow in crossval
 SWEEP = (*SHRUNK, "evaluate.cross_validation.enabled=false")
 
@@ -42,24 +43,13 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sweep_lists_every_experiment_with_its_options(swept: Path) -> None:
     import dvc.api
 
-    rows = [
-        row
-        for row in dvc.api.exp_show(repo=str(swept))
-        if row.get("rev") != "workspace"
-    ]
+    rows = dvc.api.exp_show(repo=str(swept))
     experiments = [row for row in rows if row.get("typ") != "baseline"]
     assert sorted(row["model.name"] for row in experiments) == sorted(MODELS)
     for row in experiments:
         assert row["train.epochs"] == 6
-        assert (
-            0
-            < float(
-                row["reports/evaluate/metrics.json:test.accuracy"]
-                if "reports/evaluate/metrics.json:test.accuracy" in row
-                else row["test.accuracy"]
-            )
-            <= 1
-        )
+        assert 0 < row["test.accuracy"] <= 1
+        assert row["Experiment"]
 
 
 def test_sweep_logs_each_experiment_into_the_repository_store(swept: Path) -> None:
@@ -80,10 +70,21 @@ def test_sweep_logs_each_experiment_into_the_repository_store(swept: Path) -> No
             for r in runs
             if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
         ]
-        assert sorted(c.info.run_name for c in children) == sorted(
-            ["generate", "split", "train", "crossval", "evaluate", "plot"]
-        )
+        names = [c.info.run_name for c in children]
+        # generate and split may come from DVC's run cache: then they log nothing
+        assert set(names) >= {"train", "crossval", "evaluate", "plot"}
+        assert set(names) <= {
+            "generate",
+            "split",
+            "train",
+            "crossval",
+            "evaluate",
+            "plot",
+        }
+        assert len(names) == len(set(names))
         assert all(c.info.status == "FINISHED" for c in children)
+    stages = [r.info.run_name for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert "generate" in stages and "split" in stages
 
 
 def test_plots_diff_renders_two_experiments(swept: Path) -> None:

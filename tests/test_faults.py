@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHRUNK, free_port, git, python, run, tool_env
+from tests.conftest import (
+    SHRUNK,
+    dvc,
+    free_port,
+    git,
+    mlflow_server_folder,
+    python,
+    run,
+    tool_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +28,41 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy with data generated and split, ready for a long training run."""
     from tests.conftest import copy_repository
 
-    root = copy_repository(tmp_path_factory.mktemp("faults") / "repo")
-    run(python("-m", "pipeline.compose", *SHRUNK, "train.epochs=100000"), root)
+    # a path with spaces and non-ASCII letters, used under LANG=C throughout
+    root = copy_repository(
+        tmp_path_factory.mktemp("faults") / "dir with spaces ü" / "repo"
+    )
+    run(
+        python("-m", "pipeline.compose", *SHRUNK, "train.epochs=100000"),
+        root,
+        **C_LOCALE,
+    )
     git(root, "commit", "-q", "-am", "long training")
-    run(python("-m", "pipeline.generate"), root)
-    run(python("-m", "pipeline.split"), root)
+    run(python("-m", "pipeline.generate"), root, **C_LOCALE)
+    run(python("-m", "pipeline.split"), root, **C_LOCALE)
     return root
+
+
+C_LOCALE = {"LANG": "C", "LC_ALL": "C"}
+
+
+def start_training(root: Path, *command: str) -> subprocess.Popen[str]:
+    """Start a long training stage; return once it is inside ``model.fit``."""
+    process = subprocess.Popen(
+        list(command) or python("-m", "pipeline.train"),
+        cwd=root,
+        env=tool_env(**C_LOCALE),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if "rows for up to" in line:
+            break
+    time.sleep(3)
+    return process
 
 
 def test_unreachable_server_fails_fast_with_one_line(prepared: Path) -> None:
@@ -59,18 +97,7 @@ def test_signal_during_training_kills_run_and_leaves_no_outputs(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    process = subprocess.Popen(
-        python("-m", "pipeline.train"),
-        cwd=prepared,
-        env=tool_env(),
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        if "training" in line and "rows for up to" in line:
-            break
-    time.sleep(3)  # inside model.fit
+    process = start_training(prepared)
     process.send_signal(signum)
     assert process.wait(timeout=120) == code
     assert not (prepared / "models").exists()
@@ -90,3 +117,49 @@ def test_signal_during_training_kills_run_and_leaves_no_outputs(
     assert latest.info.status == "KILLED"
     parent = client.get_run(latest.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "KILLED"
+
+
+def test_sigkill_then_rerun_succeeds(prepared: Path) -> None:
+    import yaml
+
+    process = start_training(prepared)
+    process.kill()
+    process.wait(timeout=60)
+    assert not (prepared / "models").exists()
+
+    params = prepared / "params.yaml"
+    before = params.read_text()
+    raw = yaml.safe_load(before)
+    raw["train"]["epochs"] = 2
+    params.write_text(yaml.safe_dump(raw))
+    try:
+        run(python("-m", "pipeline.train"), prepared, **C_LOCALE)
+    finally:
+        params.write_text(before)
+    assert (prepared / "models/model.keras").is_file()
+
+
+def test_second_repro_in_the_same_workspace_is_refused(prepared: Path) -> None:
+    import os
+
+    first = start_training(prepared, *dvc("repro", "train"))
+    try:
+        second = run(dvc("repro"), prepared, check=False)
+        assert second.returncode != 0
+        assert "lock" in (second.stderr + second.stdout).lower()
+    finally:
+        os.killpg(first.pid, signal.SIGTERM)
+        first.wait(timeout=120)
+
+
+def test_credentials_in_tracking_uri_are_never_stored(
+    prepared: Path, mlflow_server: str
+) -> None:
+    secret = "planted-secret-7f3a"
+    uri = mlflow_server.replace("http://", f"http://alice:{secret}@")
+    done = run(python("-m", "pipeline.split"), prepared, MLFLOW_TRACKING_URI=uri)
+    assert secret not in done.stdout + done.stderr
+    server_files = Path(mlflow_server_folder(mlflow_server))
+    for path in [*server_files.rglob("*"), *(prepared / "data").rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path

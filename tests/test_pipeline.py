@@ -110,6 +110,28 @@ def test_repro_writes_every_output(workspace: Path) -> None:
     assert not (workspace / "mlflow.db").exists()
 
 
+def test_another_machine_pulls_and_reproduces_bitwise(
+    workspace: Path, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote"
+    run(dvc("remote", "add", "--default", "storage", str(remote)), workspace)
+    git(workspace, "commit", "-q", "-am", "a local-folder remote")
+    run(dvc("push", "--run-cache"), workspace)
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(workspace), str(clone))
+    run(dvc("pull", "--run-cache"), clone)
+    assert run(dvc("status"), clone).stdout.strip().endswith("up to date.")
+    done = run(dvc("repro"), clone)
+    for stage in STAGES:
+        assert f"Stage '{stage}' didn't change, skipping" in done.stdout
+
+    # the clone logs to its own embedded store: a machine of its own
+    run(dvc("repro", "--force"), clone)
+    assert (clone / "dvc.lock").read_bytes() == (workspace / "dvc.lock").read_bytes()
+    assert git(clone, "status", "--porcelain", "--untracked-files=no") == ""
+
+
 def test_server_holds_one_top_level_run_with_a_child_per_stage(
     workspace: Path, server: str
 ) -> None:
@@ -258,20 +280,38 @@ def test_second_repro_reruns_nothing(workspace: Path, server: str) -> None:
     assert len(top_level_runs(server)) == 1
 
 
-def test_model_param_change_reruns_only_model_stages(
+def test_mlflow_run_reruns_only_model_stages_under_its_run(
     workspace: Path, server: str
 ) -> None:
-    run(python("-m", "pipeline.compose", *CONFIG, "train.epochs=7"), workspace)
-    done = run(dvc("repro"), workspace, MLFLOW_TRACKING_URI=server)
-    assert "Stage 'generate' didn't change" in done.stdout
-    assert "Stage 'split' didn't change" in done.stdout
+    overrides = " ".join((*CONFIG, "train.epochs=7", "evaluate.threshold=0.4"))
+    done = run(
+        [
+            "mlflow",
+            "run",
+            ".",
+            "-P",
+            f"overrides={overrides}",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            EXPERIMENT,
+        ],
+        workspace,
+        MLFLOW_TRACKING_URI=server,
+    )
+    output = done.stdout + done.stderr
+    assert "Stage 'generate' didn't change" in output
+    assert "Stage 'split' didn't change" in output
     for stage in ("train", "crossval", "evaluate", "plot"):
-        assert f"Running stage '{stage}'" in done.stdout
+        assert f"Running stage '{stage}'" in output
 
     newest = top_level_runs(server)[-1]
+    assert newest.info.status == "FINISHED"
+    assert newest.data.params["overrides"] == overrides
+    assert newest.data.params["train.epochs"] == "7"
+    assert newest.data.params["evaluate.threshold"] == "0.4"
     children = children_of(server, newest.info.run_id)
     assert [child.info.run_name for child in children] == STAGES[2:]
-    assert newest.data.params["train.epochs"] == "7"
 
     shown = run(dvc("metrics", "diff", "--json"), workspace).stdout
     assert "reports/train/metrics.json" in shown
@@ -299,28 +339,3 @@ def test_compare_prints_differing_params_and_overlays_curves(
     assert "seed" not in header  # the same in both runs
     assert len(rows) == 2
     assert (workspace / "compare.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_mlflow_run_logs_under_the_run_it_created(workspace: Path, server: str) -> None:
-    overrides = " ".join((*CONFIG, "train.epochs=7", "evaluate.threshold=0.4"))
-    run(
-        [
-            "mlflow",
-            "run",
-            ".",
-            "-P",
-            f"overrides={overrides}",
-            "--env-manager",
-            "local",
-            "--experiment-name",
-            EXPERIMENT,
-        ],
-        workspace,
-        MLFLOW_TRACKING_URI=server,
-    )
-    newest = top_level_runs(server)[-1]
-    assert newest.info.status == "FINISHED"
-    assert newest.data.params["overrides"] == overrides
-    assert newest.data.params["evaluate.threshold"] == "0.4"
-    children = children_of(server, newest.info.run_id)
-    assert [child.info.run_name for child in children] == ["evaluate", "plot"]
