@@ -24,8 +24,10 @@ def configure_logging() -> None:
     logging.basicConfig(
         level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    for noisy in ("alembic", "mlflow", "absl", "h5py", "matplotlib", "urllib3"):
+    for noisy in ("alembic", "mlflow", "absl", "h5py", "matplotlib"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # a refused connection is retried and reported once, as the stage's error
+    logging.getLogger("urllib3").setLevel(max(level, logging.ERROR))
     # Keras warns about retracing when each fold builds a fresh model
     logging.getLogger("tensorflow").setLevel(max(level, logging.ERROR))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -67,15 +68,15 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun every stage")
     args = parser.parse_args()
 
+    # `mlflow run -P overrides="a=1 b=2"` passes all overrides as one argument
+    overrides = [part for argument in args.overrides for part in shlex.split(argument)]
     root = paths.work_root()
-    text = compose_text(root, args.overrides)
+    text = compose_text(root, overrides)
     params_file = root / paths.PARAMS_FILE
     if not params_file.is_file() or params_file.read_text(encoding="utf-8") != text:
         with atomic_path(params_file) as tmp:
             tmp.write_text(text, encoding="utf-8")
-        logger.info(
-            "composed %s from conf/ %s", params_file.name, " ".join(args.overrides)
-        )
+        logger.info("composed %s from conf/ %s", params_file.name, " ".join(overrides))
     reproduce(root, force=args.force)
     print(summary(root))
 

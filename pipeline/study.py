@@ -5,7 +5,8 @@
 Queues one DVC experiment per option in ``STUDY`` (named ``study-<option>``),
 runs the queue two at a time, then writes the experiments' headline metrics,
 read back from ``dvc exp show``, to ``reports/study.md`` and into the README
-between the study markers. Every figure in that table comes from a real run.
+between the study markers, with the summary of the default run beside the
+quick start. Every figure there comes from a real run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from pipeline import cli, paths
 from pipeline.errors import PipelineError
 from pipeline.io import write_bytes
+from pipeline.run import summary
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ COLUMNS = (
     ("epochs_run", "epochs"),
 )
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
+RUN_BEGIN, RUN_END = "<!-- run:begin -->", "<!-- run:end -->"
 
 
 def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -135,13 +138,20 @@ def to_markdown(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+def replace_block(text: str, begin: str, end: str, content: str) -> str:
+    """``text`` with what stands between the ``begin`` and ``end`` markers replaced."""
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise PipelineError(f"{readme}: no {BEGIN} ... {END} markers to write between")
-    updated = pattern.sub(lambda _: f"{BEGIN}\n{table}{END}", text)
-    write_bytes(readme, updated.encode("utf-8"))
+        raise PipelineError(f"README.md: no {begin} ... {end} markers to write between")
+    return pattern.sub(lambda _: f"{begin}\n{content}{end}", text)
+
+
+def update_readme(readme: Path, table: str, run_summary: str) -> None:
+    """Write the study table and the default run's summary into the README."""
+    text = readme.read_text(encoding="utf-8")
+    text = replace_block(text, BEGIN, END, table)
+    text = replace_block(text, RUN_BEGIN, RUN_END, f"```\n{run_summary.strip()}\n```\n")
+    write_bytes(readme, text.encode("utf-8"))
 
 
 @cli.entry_point
@@ -160,7 +170,9 @@ def main() -> None:
         run_experiments(root, STUDY, jobs=args.jobs)
     table = to_markdown(collect(root, STUDY))
     write_bytes(root / "reports" / "study.md", table.encode("utf-8"))
-    update_readme(root / "README.md", table)
+    # the summary `make run` prints for the committed defaults, paths made relative
+    run_summary = summary(root).replace(f"{root}/", "")
+    update_readme(root / "README.md", table, run_summary)
     print(table)
 
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import time
@@ -378,6 +379,9 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
     from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
+    if redact(uri) != uri:
+        # MLflow prints run links with the URI as given, credentials and all
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(uri)
     tags = git_tags(paths.work_root())
     if os.environ.get("DVC_EXP_NAME"):
@@ -454,5 +458,14 @@ def _end(client: Any, run: StageRun, status: str) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message, with any credentials in URLs removed."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    return scrub(text[0]) if text else type(exc).__name__
+
+
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+
+def scrub(text: str) -> str:
+    """``text`` with the user name and password taken out of every URL in it."""
+    return _USERINFO.sub(r"\1", text)

@@ -88,13 +88,12 @@ def test_sweep_logs_each_experiment_into_the_repository_store(swept: Path) -> No
 
 
 def test_plots_diff_renders_two_experiments(swept: Path) -> None:
-    import dvc.api
+    from dvc.api import exp_show
 
     names = [
-        row["Experiment"]
-        for row in dvc.api.exp_show(repo=str(swept))
-        if row.get("Experiment")
-    ][:2]
+        row["Experiment"] for row in exp_show(repo=str(swept)) if row.get("Experiment")
+    ]
+    names = names[:2]
     out = swept / "diff"
     run(dvc("plots", "diff", *names, "-o", str(out)), swept)
     page = (out / "index.html").read_text()

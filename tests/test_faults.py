@@ -142,7 +142,7 @@ def test_sigkill_then_rerun_succeeds(prepared: Path) -> None:
 def test_second_repro_in_the_same_workspace_is_refused(prepared: Path) -> None:
     import os
 
-    first = start_training(prepared, *dvc("repro", "train"))
+    first = start_training(prepared, *dvc("repro", "--single-item", "train"))
     try:
         second = run(dvc("repro"), prepared, check=False)
         assert second.returncode != 0
