@@ -6,7 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -110,12 +111,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(environment_for(RuntimeConfig()))
 
 
-_SERVER_FOLDERS: dict[str, Path] = {}
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running test server: its URI and the folder with its database."""
 
-
-def mlflow_server_folder(uri: str) -> Path:
-    """Where the test server at ``uri`` keeps its database and artifacts."""
-    return _SERVER_FOLDERS[uri]
+    uri: str
+    folder: Path
 
 
 def free_port() -> int:
@@ -127,7 +128,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real `mlflow server` on a free loopback port, SQLite behind it."""
     import time
     import urllib.request
@@ -157,7 +158,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
         stderr=subprocess.STDOUT,
     )
     uri = f"http://127.0.0.1:{port}"
-    _SERVER_FOLDERS[uri] = folder
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -170,7 +170,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
             log.close()
             raise RuntimeError((folder / "server.log").read_text()[-3000:])
         time.sleep(0.5)
-    yield uri
+    yield MlflowServer(uri, folder)
     process.terminate()
     try:
         process.wait(timeout=30)

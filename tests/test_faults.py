@@ -11,10 +11,10 @@ import pytest
 
 from tests.conftest import (
     SHRUNK,
+    MlflowServer,
     dvc,
     free_port,
     git,
-    mlflow_server_folder,
     python,
     run,
     tool_env,
@@ -153,13 +153,12 @@ def test_second_repro_in_the_same_workspace_is_refused(prepared: Path) -> None:
 
 
 def test_credentials_in_tracking_uri_are_never_stored(
-    prepared: Path, mlflow_server: str
+    prepared: Path, mlflow_server: MlflowServer
 ) -> None:
     secret = "planted-secret-7f3a"
-    uri = mlflow_server.replace("http://", f"http://alice:{secret}@")
+    uri = mlflow_server.uri.replace("http://", f"http://alice:{secret}@")
     done = run(python("-m", "pipeline.split"), prepared, MLFLOW_TRACKING_URI=uri)
     assert secret not in done.stdout + done.stderr
-    server_files = Path(mlflow_server_folder(mlflow_server))
-    for path in [*server_files.rglob("*"), *(prepared / "data").rglob("*")]:
+    for path in [*mlflow_server.folder.rglob("*"), *(prepared / "data").rglob("*")]:
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path

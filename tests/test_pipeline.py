@@ -15,7 +15,15 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import SHRUNK, copy_repository, dvc, git, python, run
+from tests.conftest import (
+    SHRUNK,
+    MlflowServer,
+    copy_repository,
+    dvc,
+    git,
+    python,
+    run,
+)
 
 STAGES = ["generate", "split", "train", "crossval", "evaluate", "plot"]
 PLOTS = [
@@ -33,8 +41,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server(mlflow_server: str) -> str:
-    return mlflow_server
+def server(mlflow_server: MlflowServer) -> str:
+    return mlflow_server.uri
 
 
 @pytest.fixture(scope="module")
@@ -307,7 +315,8 @@ def test_mlflow_run_reruns_only_model_stages_under_its_run(
 
     newest = top_level_runs(server)[-1]
     assert newest.info.status == "FINISHED"
-    assert newest.data.params["overrides"] == overrides
+    # MLflow records the parameter as it quoted it for the shell
+    assert newest.data.params["overrides"].strip("'") == overrides
     assert newest.data.params["train.epochs"] == "7"
     assert newest.data.params["evaluate.threshold"] == "0.4"
     children = children_of(server, newest.info.run_id)
