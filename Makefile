@@ -6,13 +6,16 @@ UV_VERSION := 0.13.8
 STAMP := $(VENV)/.installed
 PORT ?= 5000
 
-.PHONY: setup run test lint format lock ui compare study verify push pull clean
+.PHONY: setup run test lint format lock ui compare study verify bench push pull clean
 
-# the environment: exactly the versions in requirements.lock, then the project
+# the environment: exactly the versions in requirements.lock, then the project.
+# Bytecode is compiled at install time: with PYTHONDONTWRITEBYTECODE set (as in
+# many CI images) Python would otherwise recompile TensorFlow's sources in every
+# stage process, which triples each stage's start-up.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -53,6 +56,11 @@ study: setup
 # rerun the pipeline from scratch in a temporary copy; compare with dvc.lock
 verify: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pipeline.verify
+
+# the pipeline against a plain Keras script, side by side (about 35 minutes):
+# prints the table and writes bench/results.md
+bench: setup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python bench/run.py $(BENCH_ARGS)
 
 # data, models and DVC's run cache to and from the default DVC remote
 push: setup

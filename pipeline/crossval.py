@@ -13,6 +13,7 @@ Run: ``python -m pipeline.crossval`` (DVC runs it as stage ``crossval``).
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import Any
 
@@ -43,23 +44,29 @@ def cross_validate(
     Returns:
         One mapping of metric name to value per fold, in fold order.
     """
+    import keras
     from sklearn.model_selection import StratifiedKFold
 
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     scores = []
     for index, (fit_rows, held_rows) in enumerate(folds.split(X, y), start=1):
         result = train(
-            X[fit_rows],
-            y[fit_rows],
+            X,
+            y,
+            rows=fit_rows,
             model_config=model_config,
             train_config=train_config,
             seed=seed + index,
         )
         fold = score(
-            y[held_rows], predict_proba(result.model, X[held_rows]), threshold=threshold
+            y[held_rows], predict_proba(result.model, X, held_rows), threshold=threshold
         )
         logger.info("fold %d/%d: accuracy %.4f", index, n_splits, fold["accuracy"])
         scores.append(fold)
+        # free the fold's model and compiled functions before the next one
+        del result
+        keras.backend.clear_session()
+        gc.collect()
     return scores
 
 

@@ -98,6 +98,33 @@ def save_arrays(folder: Path, arrays: Mapping[str, np.ndarray]) -> None:
         write_bytes(folder / f"{name}.npy", buffer.getvalue())
 
 
+# the alignment TensorFlow requires of a buffer it takes over without copying
+ALIGNMENT = 64
+
+
+def aligned(array: np.ndarray, dtype: np.typing.DTypeLike = None) -> np.ndarray:
+    """``array`` as a C-contiguous array of ``dtype`` whose buffer starts on a
+    64-byte boundary: ``array`` itself when it already is one, else a copy.
+
+    TensorFlow can then use the buffer in place (through DLPack) instead of
+    copying it, which halves the memory a large training split needs.
+    """
+    dtype = np.dtype(dtype or array.dtype)
+    if (
+        array.dtype == dtype
+        and array.flags.c_contiguous
+        and array.ctypes.data % ALIGNMENT == 0
+        and not isinstance(array, np.memmap)
+    ):
+        return array
+    size = array.size * dtype.itemsize
+    raw = np.empty(size + ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    copy = raw[start : start + size].view(dtype).reshape(array.shape)
+    copy[...] = array
+    return copy
+
+
 def load_arrays(folder: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Load ``folder/<name>.npy`` for each name.
 
@@ -108,7 +135,8 @@ def load_arrays(folder: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     for name in names:
         path = folder / f"{name}.npy"
         try:
-            arrays[name] = np.load(path, allow_pickle=False)
+            # mapped, then copied once into memory TensorFlow can share
+            arrays[name] = aligned(np.load(path, mmap_mode="r", allow_pickle=False))
         except FileNotFoundError:
             raise DataError(
                 f"{path}: not found; run `dvc repro` to rebuild the pipeline's data"

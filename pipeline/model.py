@@ -1,7 +1,8 @@
 """The Keras classifier, shared by training and cross-validation.
 
-The model takes raw features: a ``Normalization`` layer, adapted on the
-training split only, scales them inside the model, so evaluation and serving
+The model takes raw features: a ``Normalization`` layer, set to the column
+means and variances of the rows it is fitted on (never the test split),
+scales them inside the model, so evaluation and serving
 need no separate preprocessing. It ends in one unit that emits logits; the
 loss applies the sigmoid itself (``from_logits=True``).
 """
@@ -34,11 +35,13 @@ def build_model(
     *,
     learning_rate: float,
     steps_per_execution: int = 1,
+    rows: np.ndarray | None = None,
 ) -> keras.Model:
-    """Build and compile the classifier, its scaling adapted on ``X_train``.
+    """Build and compile the classifier, its scaling set from ``X_train``.
 
     Args:
         X_train: Training features, shape (n_samples, n_features).
+        rows: The rows of ``X_train`` the model is fitted on (all when ``None``).
         config: Hidden layer widths, activation, L2 strength and dropout rate.
         learning_rate: Adam's learning rate.
         steps_per_execution: Batches run per call into the compiled graph.
@@ -48,8 +51,10 @@ def build_model(
     """
     import keras
 
-    normalizer = keras.layers.Normalization(name="scaling")
-    normalizer.adapt(X_train)
+    mean, variance = column_moments(X_train, rows)
+    normalizer = keras.layers.Normalization(
+        mean=mean, variance=variance, name="scaling"
+    )
     regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
 
     layers: list[keras.layers.Layer] = [keras.Input((X_train.shape[1],)), normalizer]
@@ -74,6 +79,35 @@ def build_model(
         steps_per_execution=steps_per_execution,
     )
     return model
+
+
+def column_moments(
+    X: np.ndarray, rows: np.ndarray | None = None, block_rows: int = 65_536
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of each column over ``rows`` (all when ``None``), in
+    float64, a block of rows at a time.
+
+    The same numbers as ``Normalization.adapt``, without its copy of the data:
+    blocks are combined with the pairwise update of Chan, Golub and LeVeque.
+    """
+    count = 0
+    mean = np.zeros(X.shape[1])
+    squares = np.zeros(X.shape[1])  # sum of squared deviations from the mean
+    total_rows = len(X) if rows is None else len(rows)
+    for start in range(0, total_rows, block_rows):
+        if rows is None:
+            block = X[start : start + block_rows].astype(np.float64)
+        else:
+            block = X[rows[start : start + block_rows]].astype(np.float64)
+        size = len(block)
+        block_mean = block.mean(axis=0)
+        block_squares = ((block - block_mean) ** 2).sum(axis=0)
+        delta = block_mean - mean
+        total = count + size
+        mean = mean + delta * size / total
+        squares = squares + block_squares + delta**2 * count * size / total
+        count = total
+    return mean, squares / max(count, 1)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -172,8 +206,21 @@ def probability_model(model: keras.Model) -> keras.Model:
 
 
 def predict_proba(
-    model: keras.Model, X: np.ndarray, batch_size: int = 4096
+    model: keras.Model,
+    X: np.ndarray,
+    rows: np.ndarray | None = None,
+    block_rows: int = 8192,
 ) -> np.ndarray:
-    """Probability of the positive class for each row of ``X``."""
-    logits = model.predict(X, batch_size=batch_size, verbose=0).reshape(-1)
-    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(np.float64)
+    """Probability of the positive class for each row of ``X`` (or of ``rows``).
+
+    The model is called directly on blocks of rows: no input pipeline to build
+    and no copy of ``X``, so memory stays at one block however large ``X`` is.
+    """
+    count = len(X) if rows is None else len(rows)
+    logits = np.empty(count, dtype=np.float64)
+    for start in range(0, count, block_rows):
+        stop = min(start + block_rows, count)
+        block = X[start:stop] if rows is None else X[rows[start:stop]]
+        output = model(np.asarray(block, dtype=np.float32), training=False)
+        logits[start:stop] = np.asarray(output, dtype=np.float64).reshape(-1)
+    return 1.0 / (1.0 + np.exp(-logits))

@@ -8,17 +8,33 @@ run`` and every queued experiment are each one such process. When
 
 The default store is SQLite at the repository root with artifacts beside it;
 ``MLFLOW_TRACKING_URI`` points elsewhere, an ``mlflow server`` for instance.
+
+When the store fails, the stage stops with one line and its runs end FAILED
+if the store can still be written; runs that could not be ended (the server
+had died, the stage was killed) are ended FAILED by the next execution on the
+same host. Two environment variables bound the waiting:
+
+- ``PIPELINE_SQLITE_TIMEOUT`` (seconds, default 30): how long each call waits
+  while another process holds the SQLite store's write lock.
+- ``PIPELINE_TRACKING_HEARTBEAT`` (seconds, default 15, 0 turns it off): how
+  often a stage asks a remote store about its run, so that a long training
+  stops soon after the server dies rather than when it logs its results.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import logging
+import math
 import os
 import re
+import signal
 import socket
+import sqlite3
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,7 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil
 
 from pipeline import paths
-from pipeline.errors import Interrupted, TrackingError
+from pipeline.errors import ConfigError, Interrupted, TrackingError
 from pipeline.schema import Params, flatten
 
 logger = logging.getLogger(__name__)
@@ -39,6 +55,8 @@ ARTIFACTS_DIR = "mlartifacts"
 EXECUTION_TAG = "pipeline.execution"
 STAGE_TAG = "pipeline.stage"
 PARAMS_LOGGED_TAG = "pipeline.params_logged"
+SQLITE_TIMEOUT_ENV = "PIPELINE_SQLITE_TIMEOUT"
+HEARTBEAT_ENV = "PIPELINE_TRACKING_HEARTBEAT"
 
 # fail within seconds when a server is unreachable, instead of MLflow's minutes
 _HTTP_DEFAULTS = {
@@ -365,7 +383,10 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
     KILLED when it is interrupted; the top-level run follows it.
 
     Raises:
-        TrackingError: The tracking store cannot be reached.
+        TrackingError: The tracking store cannot be reached or written, before
+            the block or inside it (a remote store is checked while it runs).
+        ConfigError: ``PIPELINE_SQLITE_TIMEOUT`` or
+            ``PIPELINE_TRACKING_HEARTBEAT`` is not a number of seconds.
     """
     for key, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -374,18 +395,24 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
     # no usage reports from a pipeline run: results stay on the user's machines
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # MLflow logs a store error with its traceback before raising it; the
+    # stage reports it as one line (PIPELINE_DEBUG=1 shows the traceback)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    heartbeat = _seconds(HEARTBEAT_ENV, 15.0)
 
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     uri = tracking_uri()
     if redact(uri) != uri:
         # MLflow prints run links with the URI as given, credentials and all
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if uri.startswith("sqlite:"):
+        _wait_for_sqlite_locks(_seconds(SQLITE_TIMEOUT_ENV, 30.0))
     mlflow.set_tracking_uri(uri)
     tags = git_tags(paths.work_root())
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+    logger.info("opening MLflow tracking store %s", redact(uri))
     try:
         with _store_lock(uri):
             client, experiment_id, parent_id, given = _open(uri, params, tags)
@@ -396,28 +423,187 @@ def stage_run(stage: str, params: Params) -> Iterator[StageRun]:
         )
         if not given:
             client.update_run(parent_id, status="RUNNING")
-    except MlflowException as exc:
-        raise TrackingError(
-            f"MLflow tracking store {redact(uri)}: {_first_line(exc)}; check that it "
-            "is reachable or set MLFLOW_TRACKING_URI"
-        ) from None
-    except OSError as exc:
-        raise TrackingError(
-            f"MLflow tracking store {redact(uri)}: {exc.strerror or exc}; check that "
-            "it is reachable or set MLFLOW_TRACKING_URI"
-        ) from None
+    except (*_store_errors(), OSError) as exc:
+        raise _store_error(uri, exc) from None
 
     run = StageRun(client, child.info.run_id, parent_id)
     logger.info("MLflow run %s (stage %s) under %s", run.run_id, stage, parent_id)
     status = "FAILED"
     try:
-        yield run
+        with _Heartbeat(uri, run.run_id, stage, 0.0 if _is_local(uri) else heartbeat):
+            yield run
         status = "FINISHED"
     except (KeyboardInterrupt, Interrupted):
         status = "KILLED"
         raise
+    except _store_errors() as exc:
+        raise _store_error(uri, exc) from None
     finally:
         _end(client, run, status)
+
+
+def _seconds(name: str, default: float) -> float:
+    """A number of seconds (0 or more) from environment variable ``name``.
+
+    Raises:
+        ConfigError: The variable is set to something else.
+    """
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(
+            f"{name}={text!r}: expected a number of seconds, e.g. {default:g}; "
+            "fix or unset it"
+        )
+    return value
+
+
+def _is_local(uri: str) -> bool:
+    """Whether the store is a file on this machine: SQLite or a folder."""
+    return uri.startswith(("sqlite:", "file:")) or not urlsplit(uri).scheme
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a failing store raises: MLflow's, and SQLAlchemy's from
+    opening an SQLite file, which MLflow lets through unwrapped."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (MlflowException, SQLAlchemyError)
+
+
+def _store_error(uri: str, exc: BaseException) -> TrackingError:
+    """One line for a failed call to the store, naming it and what to do."""
+    if uri.startswith("sqlite:") and "database is locked" in str(exc):
+        return TrackingError(
+            f"MLflow tracking store {_sqlite_path(uri)} is locked by another "
+            f"process (waited {_busy_timeout_ms / 1000:g} s, {SQLITE_TIMEOUT_ENV}); "
+            "let that process finish or stop it, then rerun `dvc repro`"
+        )
+    if isinstance(exc, OSError):
+        reason = scrub(exc.strerror or str(exc))
+    else:
+        reason = _first_line(exc)
+    return TrackingError(
+        f"MLflow tracking store {redact(uri)}: {reason}; check that it is "
+        "reachable or set MLFLOW_TRACKING_URI, then rerun `dvc repro`"
+    )
+
+
+def _sqlite_path(uri: str) -> str:
+    """The database file of an ``sqlite:///`` URI."""
+    return uri.removeprefix("sqlite:///").partition("?")[0]
+
+
+# SQLite's busy timeout for the store, in milliseconds, set by stage_run
+_busy_timeout_ms = 30_000
+_BUSY_TIMEOUT_PRAGMA = re.compile(r"\s*PRAGMA\s+busy_timeout\b", re.IGNORECASE)
+
+
+def _wait_for_sqlite_locks(seconds: float) -> None:
+    """Make each call to an SQLite store wait up to ``seconds`` for a lock that
+    another process holds, then fail with "database is locked".
+
+    MLflow opens the store with Python's default of 5 s and then runs every
+    session under a fixed ``PRAGMA busy_timeout = 20000``; these listeners set
+    both to ``seconds``. Should MLflow stop sending that statement, its
+    sessions keep whatever timeout it sets instead.
+    """
+    global _busy_timeout_ms
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _busy_timeout_ms = round(seconds * 1000)
+    if not event.contains(Engine, "connect", _on_connect):
+        event.listen(Engine, "connect", _on_connect)
+        event.listen(Engine, "before_cursor_execute", _on_execute, retval=True)
+
+
+def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    """Set the busy timeout on each new SQLite connection."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {_busy_timeout_ms}")
+
+
+def _on_execute(
+    conn: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """Replace the busy timeout MLflow sets at the start of each session."""
+    if conn.dialect.name == "sqlite" and _BUSY_TIMEOUT_PRAGMA.match(statement):
+        statement = f"PRAGMA busy_timeout = {_busy_timeout_ms}"
+    return statement, parameters
+
+
+class _Heartbeat:
+    """While a stage runs, ask a remote store about its run every ``interval`` s.
+
+    A training stage talks to the store only when it starts and when it logs
+    its results; without this it would find out that the server died only
+    after hours of training. When a check fails (after MLflow's HTTP retries)
+    the stage stops with a TrackingError raised in its main thread, so that a
+    training stops before it writes its outputs: ``_thread.interrupt_main``
+    runs this class's SIGUSR1 handler there, without sending the process any
+    signal.
+    """
+
+    def __init__(self, uri: str, run_id: str, stage: str, interval: float) -> None:
+        self.uri = uri
+        self.run_id = run_id
+        self.stage = stage
+        self.interval = interval
+        self.reason: str | None = None
+        self._armed = False
+        self._stopped = threading.Event()
+
+    def __enter__(self) -> _Heartbeat:
+        if not self.interval or not hasattr(signal, "SIGUSR1"):
+            return self
+        try:
+            # left installed afterwards: disarmed, it ignores a late check's call
+            signal.signal(signal.SIGUSR1, self._interrupt)
+        except ValueError:  # not the main thread, which is the one to stop
+            return self
+        self._armed = True
+        threading.Thread(
+            target=self._watch, name="mlflow-heartbeat", daemon=True
+        ).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._armed = False
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        while not self._stopped.wait(self.interval):
+            try:
+                client.get_run(self.run_id)
+            except Exception as exc:  # any failure: the stage cannot log its results
+                self.reason = _first_line(exc)
+                if not self._stopped.is_set():
+                    _thread.interrupt_main(signal.SIGUSR1)
+                return
+
+    def _interrupt(self, signum: int, frame: Any) -> None:
+        if self._armed and self.reason is not None:
+            self._armed = False
+            raise TrackingError(
+                f"MLflow tracking store {redact(self.uri)} stopped answering during "
+                f"stage {self.stage} ({self.reason}); restart it or set "
+                "MLFLOW_TRACKING_URI, then rerun `dvc repro`"
+            )
 
 
 def _store_lock(uri: str) -> contextlib.AbstractContextManager[Any]:
@@ -427,7 +613,7 @@ def _store_lock(uri: str) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     from filelock import FileLock
 
-    return FileLock(uri.removeprefix("sqlite:///") + ".lock", timeout=300)
+    return FileLock(_sqlite_path(uri) + ".lock", timeout=300)
 
 
 def _open(uri: str, params: Params, tags: dict[str, str]) -> tuple[Any, str, str, bool]:
@@ -439,12 +625,64 @@ def _open(uri: str, params: Params, tags: dict[str, str]) -> tuple[Any, str, str
     if given:
         return client, _given_parent(client, given, params, tags), given, True
     experiment_id = _experiment_id(client, params.mlflow.experiment_name, uri)
+    _end_abandoned(client, experiment_id)
     return (
         client,
         experiment_id,
         _parent_run_id(client, experiment_id, params, tags),
         False,
     )
+
+
+def _end_abandoned(client: Any, experiment_id: str) -> None:
+    """End as FAILED the runs left RUNNING by executions on this host that are gone.
+
+    A stage killed with SIGKILL, or one whose store was unreachable when it
+    ended, cannot end its runs; the next execution that opens the store does.
+    """
+    host = socket.gethostname()
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"attributes.status = 'RUNNING' and tags.`{EXECUTION_TAG}` LIKE '{host}:%'"
+        ),
+        max_results=100,
+    )
+    for parent in found:
+        if _alive(parent.data.tags[EXECUTION_TAG]):
+            continue
+        children = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"attributes.status = 'RUNNING' and "
+                f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+            ),
+            max_results=100,
+        )
+        for run in [*children, parent]:
+            client.set_terminated(run.info.run_id, "FAILED")
+        logger.info(
+            "ended MLflow run %s as FAILED: its pipeline execution %s is gone",
+            parent.info.run_id,
+            parent.data.tags[EXECUTION_TAG],
+        )
+
+
+def _alive(key: str) -> bool:
+    """Whether the process an execution key names still runs (or may, elsewhere)."""
+    try:
+        host, pid, started = key.rsplit(":", 2)
+    except ValueError:  # not written by this module: leave the run alone
+        return True
+    if host != socket.gethostname():
+        return True
+    try:
+        process = psutil.Process(int(pid))
+        return f"{process.create_time():.3f}" == started
+    except (ValueError, psutil.NoSuchProcess):
+        return False
+    except psutil.AccessDenied:  # another user's process: it may be that one
+        return True
 
 
 def _end(client: Any, run: StageRun, status: str) -> None:
@@ -454,13 +692,36 @@ def _end(client: Any, run: StageRun, status: str) -> None:
         if not os.environ.get("MLFLOW_RUN_ID"):
             client.set_terminated(run.parent_id, status)
     except Exception as exc:  # the stage's own outcome matters more than this
-        logger.warning("could not end MLflow run %s: %s", run.run_id, _first_line(exc))
+        logger.warning(
+            "MLflow run %s left RUNNING, the next pipeline run ends it: %s",
+            run.run_id,
+            _first_line(exc),
+        )
+
+
+# the innermost error in the chain MLflow and urllib3 report for a failed request
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+# what urllib3 says when the server goes away in the middle of an answer
+_LOST = ("Connection broken", "Connection aborted", "RemoteDisconnected")
 
 
 def _first_line(exc: BaseException) -> str:
-    """The first line of an error's message, with any credentials in URLs removed."""
-    text = str(exc).strip().splitlines()
-    return scrub(text[0]) if text else type(exc).__name__
+    """The first line of an error's message, with any credentials in URLs removed.
+
+    For a request that could not reach a server, just the reason, e.g.
+    ``Connection refused``: the message around it repeats the URL three times.
+    """
+    text = str(exc).strip()
+    if text.startswith("API request to "):
+        if "failed with timeout exception" in text:
+            return "no answer within MLFLOW_HTTP_REQUEST_TIMEOUT"
+        reason = _ERRNO.search(text)
+        if reason:
+            return reason.group(1).strip()
+        if any(word in text for word in _LOST):
+            return "connection lost"
+    lines = text.splitlines()
+    return scrub(lines[0]) if lines else type(exc).__name__
 
 
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
