@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,18 +131,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real `mlflow server` on a free loopback port, SQLite behind it."""
-    import time
-    import urllib.request
+@contextlib.contextmanager
+def mlflow_server_process(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `mlflow server` on 127.0.0.1:``port``, SQLite and artifacts in
+    ``folder``, in a process group of its own that is killed whole on exit.
 
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed below
+    A test may kill it; starting it again on the same folder and port is a
+    restart on the same backend store.
+    """
+    log = open(folder / "server.log", "a")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        [
-            sys.executable,
+        python(
             "-m",
             "mlflow",
             "server",
@@ -152,28 +155,38 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
             str(port),
             "--workers",
             "1",
-        ],
-        env=tool_env(MLFLOW_DISABLE_TELEMETRY="true"),
+        ),
+        # no background job runner: it only slows the start down
+        env=tool_env(
+            MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"
+        ),
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            log.close()
-            raise RuntimeError((folder / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
-    yield MlflowServer(uri, folder)
-    process.terminate()
     try:
+        deadline = time.monotonic() + 120
+        while True:
+            with contextlib.suppress(OSError):
+                url = f"http://127.0.0.1:{port}/health"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError((folder / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real `mlflow server` on a free loopback port, SQLite behind it."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    with mlflow_server_process(folder, port):
+        yield MlflowServer(f"http://127.0.0.1:{port}", folder)

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.conftest import (
     dvc,
     free_port,
     git,
+    mlflow_server_process,
     python,
     run,
     tool_env,
@@ -200,58 +200,6 @@ def test_credentials_in_tracking_uri_are_never_stored(
             assert secret.encode() not in path.read_bytes(), path
 
 
-@contextlib.contextmanager
-def own_server(folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `mlflow server` for one test, which the test may kill.
-
-    Like the session's ``mlflow_server`` (SQLite and artifacts in ``folder``),
-    but in a process group of its own, killed whole on exit. Starting it again
-    on the same folder and port is a restart on the same backend store.
-    """
-    log = open(folder / "server.log", "a")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        python(
-            "-m",
-            "mlflow",
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{folder / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(folder / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ),
-        # no background job runner: it only slows the start down
-        env=tool_env(
-            MLFLOW_DISABLE_TELEMETRY="true", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"
-        ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(OSError):
-                url = f"http://127.0.0.1:{port}/health"
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((folder / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-        log.close()
-
-
 def test_server_killed_during_training_stops_repro_then_rerun_succeeds(
     prepared: Path, tmp_path: Path
 ) -> None:
@@ -264,7 +212,7 @@ def test_server_killed_during_training_stops_repro_then_rerun_succeeds(
     run(dvc("commit", "--force", "generate", "split"), prepared)
     lock = (prepared / "dvc.lock").read_bytes()
 
-    with own_server(tmp_path, port) as server:
+    with mlflow_server_process(tmp_path, port) as server:
         repro = start_training(prepared, *dvc("repro", "train"), **env)
         os.killpg(server.pid, signal.SIGKILL)
         killed = time.monotonic()
@@ -287,7 +235,7 @@ def test_server_killed_during_training_stops_repro_then_rerun_succeeds(
     assert list(prepared.glob("models/.*.tmp")) == []
     assert (prepared / "dvc.lock").read_bytes() == lock
 
-    with own_server(tmp_path, port), epochs(prepared, 2):
+    with mlflow_server_process(tmp_path, port), epochs(prepared, 2):
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("overfitting-study")
 
